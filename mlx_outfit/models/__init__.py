@@ -1,0 +1,1 @@
+"""Model resolution, GGUF import, loading and CPU setup."""

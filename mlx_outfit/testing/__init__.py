@@ -1,0 +1,1 @@
+"""Tiny randomly initialised models built from configs, for tests and benchmarks (no hub needed)."""

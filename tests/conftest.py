@@ -1,0 +1,40 @@
+"""Shared fixtures: real shared data paths and tiny random models built at test time.
+
+Keep fixtures that only one test module needs inside that module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
+MANGO_DIR = SHARED_DATA / "mango"
+POLYVORE_DIR = SHARED_DATA / "polyvore"
+POLYVORE_VALID = POLYVORE_DIR / "valid_no_dup_with_category_3more_name.json"
+POLYVORE_TRAIN = POLYVORE_DIR / "train_no_dup_with_category_3more_name.json"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data not found at {SHARED_DATA} (expected ../shared/data beside the repo)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A tiny random fp32 llama model folder (loads with mlx_lm.load)."""
+    from mlx_outfit.testing.tiny_llm import make_tiny_llama
+
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_4bit(tmp_path_factory) -> Path:
+    """The same tiny llama, 4-bit quantized (group 32) like the default model."""
+    from mlx_outfit.testing.tiny_llm import make_tiny_llama
+
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny_llama_4bit"), quantize=True)

@@ -38,3 +38,22 @@ def tiny_llama_4bit(tmp_path_factory) -> Path:
     from mlx_outfit.testing.tiny_llm import make_tiny_llama
 
     return make_tiny_llama(tmp_path_factory.mktemp("tiny_llama_4bit"), quantize=True)
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run ``mlx-outfit ARGS`` in-process through the real entry point: returns (exit code, stdout, stderr)."""
+    from mlx_outfit.cli.main import main
+
+    monkeypatch.setenv("MLX_OUTFIT_NO_OPENBLAS", "1")  # no re-exec of pytest itself
+
+    def run(*args) -> tuple[int, str, str]:
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -11,6 +11,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import UserError
 from .lazy import LazyGroup
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         e.show()
         sys.exit(e.exit_code)
     except UserError as e:
-        error_console.print(f"[bold red]error:[/bold red] {e}", highlight=False)
+        error_console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         error_console.print("[yellow]interrupted[/yellow]")

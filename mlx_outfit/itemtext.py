@@ -10,6 +10,9 @@ from .catalog import Item
 
 # Attributes worth a few tokens when the caption/title does not already say them.
 KEY_ATTRIBUTES = ("colour", "type", "fabric")
+# A caption names the colours it sees; catalog colour groups are coarser and can contradict
+# it (MANGO files black under "grey"), so they are left out once an item is captioned.
+CAPTION_SUPERSEDES = ("colour",)
 MAX_WORDS = 20
 
 
@@ -22,6 +25,8 @@ def item_text(item: Item, max_words: int = MAX_WORDS) -> str:
             pieces.append(text)
     said = " ".join(pieces).lower()
     for key in KEY_ATTRIBUTES:
+        if item.caption and key in CAPTION_SUPERSEDES:
+            continue
         value = (item.attributes.get(key) or "").strip()
         if value and value.lower() not in said:
             pieces.append(value)

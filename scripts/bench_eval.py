@@ -75,7 +75,7 @@ def main() -> None:
                          "speedup": round(timings["shared_prefix"] / timings["naive"], 2),
                          "max_abs_logprob_diff": diff}
     print(json.dumps(results))
-    print(f"\n| task | questions | candidates | shared-prefix q/s | naive q/s | speed-up | max |Δ log p| |")
+    print("\n| task | questions | candidates | shared-prefix q/s | naive q/s | speed-up | max |Δ log p| |")
     print("|---|---|---|---|---|---|---|")
     for task in ("fitb", "retrieval"):
         if task in results:

@@ -57,3 +57,19 @@ def run_cli(monkeypatch, capsys):
         return code, out, err
 
     return run
+
+
+def polyvore_catalog(root: Path, n_train: int, n_valid: int):
+    """A catalog folder of the first real Polyvore valid-file outfits: ``n_train`` train, then ``n_valid`` valid."""
+    from mlx_outfit.catalog import Catalog, save_catalog
+    from mlx_outfit.importers import import_polyvore
+
+    items, outfits = import_polyvore(POLYVORE_VALID)
+    outfits = outfits[: n_train + n_valid]
+    for n, outfit in enumerate(outfits):
+        outfit.split = "train" if n < n_train else "valid"
+    used = {i for o in outfits for i in o.items}
+    catalog = Catalog(root=root)
+    catalog.merge([i for i in items if i.id in used], outfits)
+    save_catalog(catalog)
+    return catalog

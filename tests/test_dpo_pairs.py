@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from mlx_outfit.catalog import Catalog, save_catalog
+from mlx_outfit.catalog import Catalog
 from mlx_outfit.errors import UserError
-from mlx_outfit.importers.polyvore import import_polyvore
 from mlx_outfit.itemtext import item_text
 from mlx_outfit.prompts import complete_message
 from mlx_outfit.questions import Question, build_questions
@@ -16,21 +15,13 @@ from mlx_outfit.recommend.feedback import Feedback, feedback_path, record_feedba
 from mlx_outfit.train.pairs import (Pair, mistake_pairs, question_pairs, read_pairs, stored_feedback_pairs,
                                     training_pairs, write_pairs)
 
-from conftest import POLYVORE_VALID
+from conftest import polyvore_catalog
 
 
 @pytest.fixture()
 def polyvore(tmp_path, shared_data) -> Catalog:
     """60 real Polyvore outfits: 50 train, 10 valid."""
-    items, outfits = import_polyvore(POLYVORE_VALID)
-    outfits = outfits[:60]
-    for n, outfit in enumerate(outfits):
-        outfit.split = "train" if n < 50 else "valid"
-    used = {i for o in outfits for i in o.items}
-    catalog = Catalog(root=tmp_path / "polyvore")
-    catalog.merge([i for i in items if i.id in used], outfits)
-    save_catalog(catalog)
-    return catalog
+    return polyvore_catalog(tmp_path / "polyvore", 50, 10)
 
 
 def test_fitb_pairs_prefer_the_true_item_over_a_same_category_candidate(polyvore):

@@ -11,8 +11,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_outfit.catalog import Catalog, save_catalog
-from mlx_outfit.importers.polyvore import import_polyvore
+from mlx_outfit.catalog import Catalog
 from mlx_outfit.models.blas import openblas_env
 from mlx_outfit.models.loading import load_model
 from mlx_outfit.questions import build_questions
@@ -23,7 +22,7 @@ from mlx_outfit.train.pairs import question_pairs, read_pairs
 from mlx_outfit.train.reference import REFERENCE_FILE, cached_reference, reference_key
 from mlx_outfit.train.sft import SFTOptions, train_sft
 
-from conftest import POLYVORE_VALID, REPO
+from conftest import REPO, polyvore_catalog
 
 TINY = dict(lora_layers=-1, val_every=0, save_every=100, report_every=5)
 
@@ -31,15 +30,7 @@ TINY = dict(lora_layers=-1, val_every=0, save_every=100, report_every=5)
 @pytest.fixture(scope="module")
 def polyvore(tmp_path_factory, shared_data) -> Catalog:
     """160 real Polyvore outfits: 120 train, 40 valid, saved as a catalog folder."""
-    items, outfits = import_polyvore(POLYVORE_VALID)
-    outfits = outfits[:160]
-    for n, outfit in enumerate(outfits):
-        outfit.split = "train" if n < 120 else "valid"
-    used = {i for o in outfits for i in o.items}
-    catalog = Catalog(root=tmp_path_factory.mktemp("polyvore"))
-    catalog.merge([i for i in items if i.id in used], outfits)
-    save_catalog(catalog)
-    return catalog
+    return polyvore_catalog(tmp_path_factory.mktemp("polyvore"), 120, 40)
 
 
 def _pairs(catalog: Catalog, n: int, split: str = "train"):

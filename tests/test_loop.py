@@ -6,17 +6,16 @@ import json
 
 import pytest
 
-from mlx_outfit.catalog import Catalog, save_catalog
+from mlx_outfit.catalog import Catalog
 from mlx_outfit.errors import UserError
 from mlx_outfit.eval.runner import LLMScorer, evaluate_questions, summarize_predictions
-from mlx_outfit.importers.polyvore import import_polyvore
 from mlx_outfit.models.loading import load_model
 from mlx_outfit.questions import build_questions
 from mlx_outfit.train.dpo import DPOOptions
 from mlx_outfit.train.loop import BEST_DIR, BEST_FILE, LOOP_LOG, LoopOptions, run_loop
 from mlx_outfit.train.pairs import read_pairs
 
-from conftest import POLYVORE_VALID
+from conftest import polyvore_catalog
 
 QUESTIONS = dict(train_questions=12, valid_questions=-1)  # all 20 validation questions
 
@@ -24,15 +23,7 @@ QUESTIONS = dict(train_questions=12, valid_questions=-1)  # all 20 validation qu
 @pytest.fixture(scope="module")
 def polyvore(tmp_path_factory, shared_data) -> Catalog:
     """80 real Polyvore outfits: 60 train, 20 valid."""
-    items, outfits = import_polyvore(POLYVORE_VALID)
-    outfits = outfits[:80]
-    for n, outfit in enumerate(outfits):
-        outfit.split = "train" if n < 60 else "valid"
-    used = {i for o in outfits for i in o.items}
-    catalog = Catalog(root=tmp_path_factory.mktemp("polyvore"))
-    catalog.merge([i for i in items if i.id in used], outfits)
-    save_catalog(catalog)
-    return catalog
+    return polyvore_catalog(tmp_path_factory.mktemp("polyvore"), 60, 20)
 
 
 def _dpo(tiny_llama, **overrides) -> DPOOptions:

@@ -13,8 +13,7 @@ import mlx_lm
 import pytest
 from mlx.utils import tree_flatten
 
-from mlx_outfit.catalog import Catalog, save_catalog
-from mlx_outfit.importers.polyvore import import_polyvore
+from mlx_outfit.catalog import Catalog
 from mlx_outfit.eval.scoring import encode_prompt
 from mlx_outfit.itemtext import item_text
 from mlx_outfit.models.blas import openblas_env
@@ -23,21 +22,13 @@ from mlx_outfit.train.completion import collate_completions, completion_loss_fn,
 from mlx_outfit.train.examples import encode_example, outfit_examples
 from mlx_outfit.train.sft import SFTOptions, sft_data, train_sft
 
-from conftest import POLYVORE_VALID, REPO
+from conftest import REPO, polyvore_catalog
 
 
 @pytest.fixture(scope="module")
 def polyvore(tmp_path_factory, shared_data) -> Catalog:
     """120 real Polyvore outfits: 90 train, 30 valid, saved as a catalog folder."""
-    items, outfits = import_polyvore(POLYVORE_VALID)
-    outfits = outfits[:120]
-    for n, outfit in enumerate(outfits):
-        outfit.split = "train" if n < 90 else "valid"
-    used = {i for o in outfits for i in o.items}
-    catalog = Catalog(root=tmp_path_factory.mktemp("polyvore"))
-    catalog.merge([i for i in items if i.id in used], outfits)
-    save_catalog(catalog)
-    return catalog
+    return polyvore_catalog(tmp_path_factory.mktemp("polyvore"), 90, 30)
 
 
 def test_examples_from_real_outfits(polyvore):

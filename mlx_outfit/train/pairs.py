@@ -11,7 +11,7 @@ applied at training time, so one pairs file serves every model. Three sources:
 * ``fitb``: a training-split FITB question; chosen = the true item's text, rejected = a
   random wrong candidate of the same category.
 * ``hard``: the current model's mistakes: every wrong candidate it ranks at or above the
-  true item, by the ranking evaluation uses (:func:`mine_hard_pairs`).
+  true item, by the ranking evaluation uses (:func:`mistake_pairs`).
 * ``feedback``: likes / dislikes a user gave ``mlx-outfit recommend``, read from the local
   feedback store (:mod:`mlx_outfit.recommend.feedback`).
 """
@@ -21,11 +21,11 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from ..catalog import Catalog
 from ..errors import UserError
-from ..eval.runner import DEFAULT_AGGREGATE, LLMScorer, evaluate_questions, ranking_scores
+from ..eval.runner import DEFAULT_AGGREGATE, ranking_scores
 from ..fileio import atomic_write_jsonl, read_jsonl
 from ..itemtext import item_text
 from ..prompts import complete_message
@@ -120,11 +120,3 @@ def mistake_pairs(catalog: Catalog, questions: Sequence[Question], predictions: 
             if i != q.answer and scores[i] >= scores[q.answer] and (pair := _pair(catalog, q, candidate, "hard")):
                 pairs.append(pair)
     return pairs
-
-
-def mine_hard_pairs(model, tokenizer, catalog: Catalog, questions: Sequence[Question], batch_size: int = 16,
-                    on_progress: Callable[[int, int], None] | None = None) -> tuple[list[Pair], list[dict]]:
-    """Score ``questions`` with the current model; returns its mistakes as hard pairs, and the predictions."""
-    predictions = evaluate_questions(questions, LLMScorer(model, tokenizer, catalog, batch_size),
-                                     on_progress=on_progress)
-    return mistake_pairs(catalog, questions, predictions), predictions

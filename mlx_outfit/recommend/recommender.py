@@ -12,12 +12,13 @@ mean log-probabilities per answer token (higher is better; 0 would be certain).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from ..catalog import Catalog, Item
 from ..errors import UserError
@@ -108,8 +109,6 @@ def load_recommender(model: str = "default", adapter: str | Path | None = "auto"
 
     On the CPU backend the weights are dequantized for speed (``dense_on_cpu``); on a GPU they stay 4-bit.
     """
-    from mlx_lm.utils import dequantize_model
-
     from ..models.loading import load_model, on_cpu, resolve_model
 
     adapter_path = resolve_adapter(model, adapter)
@@ -117,11 +116,9 @@ def load_recommender(model: str = "default", adapter: str | Path | None = "auto"
     path = resolve_model(model)  # "default" is fetched here on first use (the public base model, no user data)
     if local:
         go_offline()
-    loaded, tokenizer = load_model(path, adapter_path=adapter_path)
-    if dense_on_cpu and on_cpu():
-        # MLX's CPU quantized matmul is ~15x slower than a dense fp32 one (OpenBLAS) on the
-        # many-token prompts scoring runs; the dense copy gives the same scores.
-        loaded = dequantize_model(loaded)
+    # MLX's CPU quantized matmul is ~15x slower than a dense fp32 one (OpenBLAS) on the
+    # many-token prompts scoring runs; the dense copy gives the same scores.
+    loaded, tokenizer = load_model(path, adapter_path=adapter_path, dequantize=dense_on_cpu and on_cpu())
     return Recommender(loaded, tokenizer, model, adapter_path, batch_size)
 
 
@@ -220,17 +217,35 @@ def reason_message(outfit: Recommendation, context: str | None) -> str:
                       "In one short sentence, why do these items go well together?"])
 
 
+@contextlib.contextmanager
+def lora_disabled(model) -> Iterator[None]:
+    """Run the base model inside the block: every LoRA layer's scale is 0, then restored.
+
+    The outfit adapter is trained to name items, not to explain; the base model writes the reason.
+    """
+    layers = [m for _, m in model.named_modules() if hasattr(m, "lora_a") and hasattr(m, "scale")]
+    scales = [m.scale for m in layers]
+    for layer in layers:
+        layer.scale = 0.0
+    try:
+        yield
+    finally:
+        for layer, scale in zip(layers, scales):
+            layer.scale = scale
+
+
 def write_reason(recommender: Recommender, outfit: Recommendation, context: str | None,
                  max_tokens: int = REASON_TOKENS) -> str:
-    """A short model-written reason: the first sentence (or line) of a greedy answer."""
+    """A short model-written reason: the first sentence (or line) of the base model's greedy answer."""
     from ..models.generation import stream_text
 
     text = ""
-    for piece in stream_text(recommender.model, recommender.tokenizer, reason_message(outfit, context),
-                             max_tokens=max_tokens, temperature=0.0):
-        text += piece
-        if SENTENCE_END.search(text.lstrip()):
-            break  # one sentence is all we show: stop generating (each token costs time on a laptop)
+    with lora_disabled(recommender.model):
+        for piece in stream_text(recommender.model, recommender.tokenizer, reason_message(outfit, context),
+                                 max_tokens=max_tokens, temperature=0.0):
+            text += piece
+            if SENTENCE_END.search(text.lstrip()):
+                break  # one sentence is all we show: stop generating (each token costs time on a laptop)
     text = text.lstrip()
     end = SENTENCE_END.search(text)
     return " ".join((text[: end.start() + 1] if end else text).split())

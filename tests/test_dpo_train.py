@@ -168,6 +168,7 @@ def test_cli_trains_and_reports_bad_pairs(tiny_llama, polyvore, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_dpo_on_the_default_model(polyvore, tmp_path):
     """The real default model: two epochs over 12 pairs raise their margin; memory stays < 1.3x SFT."""
     settings = dict(iters=6, batch_size=4, val_split=None, val_every=0, save_every=100, report_every=2)

